@@ -1,0 +1,11 @@
+module github.com/pikit/pikit
+
+go 1.24
+
+require github.com/google/go-cmp v0.7.0
+
+require (
+	periph.io/x/conn/v3 v3.7.2 // indirect
+	periph.io/x/devices/v3 v3.7.4 // indirect
+	periph.io/x/host/v3 v3.8.5 // indirect
+)
