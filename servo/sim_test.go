@@ -175,14 +175,14 @@ func TestOpenSim(t *testing.T) {
 		t.Errorf("Open(sim?...) config %+v slew %s", got, s.m.slew)
 	}
 	for spec, want := range map[string]string{
-		"sim:x":              `unexpected argument "x"`,
-		"sim?slew=0s":        "option slew",
-		"sim?speed=1":        `unknown option "speed"`,
-		"servo9000":          `unknown driver "servo9000"`,
-		"sim?angles=10..0":   "not below maximum angle",
-		"sim?min=0.1ms":      "outside the safe",
-		"sim?wide":           `option wide=""`,
-		"sim?freq=2kHz":      "outside 1Hz to 1kHz",
+		"sim:x":            `unexpected argument "x"`,
+		"sim?slew=0s":      "option slew",
+		"sim?speed=1":      `unknown option "speed"`,
+		"servo9000":        `unknown driver "servo9000"`,
+		"sim?angles=10..0": "not below maximum angle",
+		"sim?min=0.1ms":    "outside the safe",
+		"sim?wide":         `option wide=""`,
+		"sim?freq=2kHz":    "outside 1Hz to 1kHz",
 	} {
 		_, err := Open(spec)
 		if err == nil || !strings.Contains(err.Error(), want) {
