@@ -9,8 +9,8 @@ import (
 
 func TestRun(t *testing.T) {
 	for _, tc := range []struct {
-		args       []string
-		code       int
+		args        []string
+		code        int
 		out, errOut string
 	}{
 		{[]string{"-hold", "1ms"}, 0, "servo sim\nat 90.0° (pulse 1.5ms), 1 commands so far\nreleased after 1ms\n", ""},
