@@ -5,72 +5,56 @@ import (
 	"math"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpiotest"
 	"periph.io/x/conn/v3/physic"
-	"periph.io/x/conn/v3/pin"
 )
 
-// fakePin is a gpio.PinOut that records what it was told, with the same L,
-// D and F fields as periph's gpiotest.Pin. It stands in for gpiotest.Pin
-// because that package imports github.com/jonboulle/clockwork v0.4.0, which
-// the module proxy this project builds with does not serve.
+// fakePin is periph's gpiotest.Pin (which records level, duty and
+// frequency in L, D and F) plus counters of the calls that reach it and an
+// injectable error, to show that refused commands never touch the pin.
 type fakePin struct {
-	mu    sync.Mutex
-	L     gpio.Level
-	D     gpio.Duty
-	F     physic.Frequency
+	*gpiotest.Pin
 	calls int // PWM, Out and Halt calls
 	halts int
 	err   error // returned by every call when set
 }
 
-func (p *fakePin) String() string             { return "GPIO18" }
-func (p *fakePin) Name() string               { return "GPIO18" }
-func (p *fakePin) Number() int                { return 18 }
-func (p *fakePin) Function() string           { return "" }
-func (p *fakePin) Func() pin.Func             { return pin.FuncNone }
-func (p *fakePin) SupportedFuncs() []pin.Func { return nil }
-func (p *fakePin) SetFunc(pin.Func) error     { return errors.New("not supported") }
+func newFakePin() *fakePin { return &fakePin{Pin: &gpiotest.Pin{N: "GPIO18", Num: 18}} }
 
 func (p *fakePin) Halt() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.calls++
 	p.halts++
-	return p.err
+	if p.err != nil {
+		return p.err
+	}
+	return p.Pin.Halt()
 }
 
 func (p *fakePin) Out(l gpio.Level) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.calls++
 	if p.err != nil {
 		return p.err
 	}
-	p.L = l
-	return nil
+	return p.Pin.Out(l)
 }
 
 func (p *fakePin) PWM(d gpio.Duty, f physic.Frequency) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.calls++
 	if p.err != nil {
 		return p.err
 	}
-	p.D, p.F = d, f
-	return nil
+	return p.Pin.PWM(d, f)
 }
 
 var _ gpio.PinOut = (*fakePin)(nil)
 
 func TestGPIO(t *testing.T) {
-	p := &fakePin{}
+	p := newFakePin()
 	s, err := NewGPIO(p, Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +117,7 @@ func TestGPIO(t *testing.T) {
 }
 
 func TestGPIOConfig(t *testing.T) {
-	p := &fakePin{}
+	p := newFakePin()
 	s, err := NewGPIO(p, Config{Frequency: 333 * physic.Hertz, Reverse: true, MinPulse: 500 * time.Microsecond, MaxPulse: 2500 * time.Microsecond})
 	if err != nil {
 		t.Fatal(err)
