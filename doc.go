@@ -7,9 +7,12 @@
 //     GPIO PWM, or a simulated servo.
 //   - audio: WAV clips played through ALSA's aplay, or a simulated player
 //     that records what it played.
-//   - irlamp, camera, octopus, energy: IR lamps, JPEG cameras and MJPEG
-//     streaming, Octopus Deploy status, solar inverters over Modbus (see each
-//     package once it lands; the CHANGELOG says what is there).
+//   - camera: JPEG frame sources (capture programs, V4L2, a folder, a test
+//     picture) and a Broadcaster serving one camera to many MJPEG viewers.
+//   - irlamp: IR lamps through lircd or /dev/lirc, with a lamp model that
+//     knows what it shows.
+//   - octopus, energy: Octopus Deploy status, solar inverters over Modbus
+//     (see each package once it lands; the CHANGELOG says what is there).
 //
 // Each device package has the same shape: a small interface named for what
 // the device does (servo.Device, audio.Player, ...), blocking calls taking a
@@ -40,7 +43,8 @@
 //
 // # Programs
 //
-// examples/servo moves one servo to try wiring and calibration. The treat
-// feeder, build lamp and energy gateway programs live beside it under
-// examples/ as they land.
+// examples/treatfeeder is the remote treat feeder (camera stream, treat
+// hopper on a servo, a sound to call the dog); examples/servo moves one servo
+// to try wiring and calibration. The build lamp and energy gateway programs
+// live beside them under examples/ as they land.
 package pikit
