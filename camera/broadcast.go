@@ -39,11 +39,13 @@ type BroadcastOptions struct {
 	// lockstep.
 	RestartBackoff time.Duration
 	MaxBackoff     time.Duration
-	// MaxFailures is how many consecutive failures (an Open error, or a
-	// source that ends or fails before yielding a frame) the Broadcaster
-	// tolerates before it gives up: viewers then get an error wrapping
-	// ErrFailed and new viewers are refused. Zero retries forever, which
-	// suits a long-running device whose camera may be replugged.
+	// MaxFailures is how many failures in a row (open errors, and sources
+	// whose ReadFrame fails or returns io.EOF) the Broadcaster tolerates
+	// before it gives up: viewers then get an error wrapping ErrFailed and
+	// new viewers are refused. A source that yielded frames before it
+	// stopped counts as the first failure of a new row. Zero retries
+	// forever, which suits a long-running device whose camera may be
+	// replugged.
 	MaxFailures int
 	// StopOnEOF ends the broadcast for good when a source returns io.EOF
 	// (viewers get io.EOF), which suits a recording that is played once. By
@@ -97,8 +99,10 @@ type BroadcastStats struct {
 // other viewers. Frames are shared, never copied or queued: memory holds at
 // most the latest frame plus the older ones viewers are still sending.
 //
-// A source that fails is closed and reopened with exponential backoff.
-// Methods are safe for concurrent use.
+// A source that fails is closed and reopened with exponential backoff;
+// viewers simply wait for the next frame (Frame.Seq starts again from 1).
+// MJPEGHandler and SnapshotHandler serve the frames over HTTP. Methods are
+// safe for concurrent use.
 type Broadcaster struct {
 	open     func(context.Context) (Source, error)
 	opts     BroadcastOptions
@@ -218,11 +222,12 @@ func newBoundary() string {
 }
 
 // Viewer receives the frames of a Broadcaster; see Broadcaster.Subscribe.
-// A Viewer is meant for one goroutine.
+// A Viewer is meant for one goroutine: to stop a Next that is waiting,
+// cancel its context.
 type Viewer struct {
 	b      *Broadcaster
 	last   uint64 // publish number of the last frame returned
-	closed bool   // guarded by b.mu
+	closed atomic.Bool
 }
 
 // Subscribe adds a viewer, starting capture if it was idle. The viewer must
@@ -262,6 +267,9 @@ func (v *Viewer) Next(ctx context.Context) (Frame, error) {
 
 func (v *Viewer) next(ctx context.Context) (*part, error) {
 	b := v.b
+	if v.closed.Load() {
+		return nil, ErrClosed
+	}
 	for {
 		st := b.state.Load()
 		if p := st.p; p != nil && p.n > v.last && (v.last != 0 || !st.stale) {
@@ -289,12 +297,9 @@ func (v *Viewer) Close() error {
 	b := v.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if v.closed {
+	if v.closed.Swap(true) {
 		return nil
 	}
-	v.closed = true
-	// Waking a closed viewer's Next is not needed: it belongs to the
-	// goroutine calling Close.
 	b.viewers--
 	if b.viewers == 0 && b.sess != nil && b.opts.Idle > 0 {
 		b.idleGen++

@@ -312,6 +312,9 @@ func TestBroadcastIdleStopsAndRestarts(t *testing.T) {
 	}
 	v.Close()
 	v.Close() // idempotent
+	if _, err := v.Next(ctx); !errors.Is(err, ErrClosed) {
+		t.Errorf("Next after Close = %v, want ErrClosed", err)
+	}
 	eventually(t, "the idle source to be closed", func() bool { return c.closes.Load() == 1 })
 	if s := b.Stats(); s.Capturing || s.Viewers != 0 {
 		t.Fatalf("Stats after idle = %+v, want not capturing", s)

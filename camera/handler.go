@@ -28,7 +28,8 @@ func (b *Broadcaster) MJPEGHandler() http.Handler {
 
 // SnapshotHandler returns a handler that answers with one JPEG: the latest
 // frame, or the next one if capture is idle (starting it) or restarting. If
-// no frame arrives within SnapshotWait it answers 503.
+// no frame arrives within SnapshotWait it answers 503. Like a stream, the
+// answer must be accepted within WriteTimeout.
 func (b *Broadcaster) SnapshotHandler() http.Handler {
 	return http.HandlerFunc(b.serveSnapshot)
 }
@@ -77,9 +78,9 @@ func (b *Broadcaster) serveMJPEG(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	noCache(h)
 	if r.ProtoMajor == 1 {
-		// The stream only ends with the connection anyway: without HTTP/1.1
-		// chunking every frame is written as is, saving a copy and the
-		// chunk framing (net/http honours this header value).
+		// Without chunking, partWriter can hand each frame to the socket
+		// in one writev. The stream ends with the connection anyway
+		// (net/http honours this value by closing it after the reply).
 		h.Set("Transfer-Encoding", "identity")
 	}
 	w.WriteHeader(http.StatusOK)
@@ -93,7 +94,6 @@ func (b *Broadcaster) serveMJPEG(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	defer rc.SetWriteDeadline(time.Time{}) // the connection may be reused
 	pw := newPartWriter(w)
 	first := true
 	for {
@@ -102,10 +102,7 @@ func (b *Broadcaster) serveMJPEG(w http.ResponseWriter, r *http.Request) {
 			if ctx.Err() == nil {
 				// The Broadcaster ended: end the body properly so that the
 				// client sees a complete stream rather than a cut.
-				if err := rc.SetWriteDeadline(time.Now().Add(b.opts.WriteTimeout)); err == nil || errors.Is(err, http.ErrNotSupported) {
-					w.Write(b.trailer)
-					rc.Flush()
-				}
+				b.writePart(rc, func() error { _, err := w.Write(b.trailer); return err })
 			}
 			return
 		}
@@ -113,16 +110,28 @@ func (b *Broadcaster) serveMJPEG(w http.ResponseWriter, r *http.Request) {
 		if first {
 			hdr, first = hdr[2:], false // no CRLF before the first delimiter
 		}
-		if err := rc.SetWriteDeadline(time.Now().Add(b.opts.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return
-		}
-		if err := pw.write(hdr, p.Data); err != nil {
-			return
-		}
-		if err := rc.Flush(); err != nil {
+		if err := b.writePart(rc, func() error { return pw.write(hdr, p.Data) }); err != nil {
 			return
 		}
 	}
+}
+
+// writePart runs write and flushes under the write deadline. The deadline
+// is cleared afterwards: waiting for the next frame may take longer (a
+// slow or restarting camera), and HTTP/2 resets a stream whose deadline
+// passes even when nothing is being written.
+func (b *Broadcaster) writePart(rc *http.ResponseController, write func() error) error {
+	if err := rc.SetWriteDeadline(time.Now().Add(b.opts.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	err := write()
+	if err == nil {
+		err = rc.Flush()
+	}
+	if err := rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return err
 }
 
 // partWriter sends a part's header and JPEG, both shared with other
@@ -188,6 +197,7 @@ func (b *Broadcaster) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 	noCache(h)
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
-		w.Write(f.Data) // an error means the client went away
+		// An error means the client went away or was too slow.
+		b.writePart(http.NewResponseController(w), func() error { _, err := w.Write(f.Data); return err })
 	}
 }

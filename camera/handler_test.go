@@ -331,6 +331,27 @@ func TestMJPEGHandlerTLS(t *testing.T) {
 	}
 }
 
+// Frames slower than WriteTimeout do not trip the deadline while the
+// handler waits for them (HTTP/2 would reset the stream).
+func TestMJPEGHandlerSlowFrames(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("http2=%v", h2), func(t *testing.T) {
+			c := newTestCamera()
+			c.interval = 150 * time.Millisecond
+			b := newTestBroadcaster(t, c, BroadcastOptions{WriteTimeout: 30 * time.Millisecond})
+			srv := httptest.NewUnstartedServer(b.MJPEGHandler())
+			srv.EnableHTTP2 = h2
+			srv.StartTLS()
+			defer srv.Close()
+			resp, mr := startStream(t, context.Background(), srv.Client(), srv.URL)
+			defer resp.Body.Close()
+			for range 3 {
+				readPart(t, mr)
+			}
+		})
+	}
+}
+
 func TestSnapshotHandler(t *testing.T) {
 	c := newTestCamera()
 	b := newTestBroadcaster(t, c, BroadcastOptions{})
