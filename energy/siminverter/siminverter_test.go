@@ -411,7 +411,7 @@ func TestProfileDefaultUnit(t *testing.T) {
 	defer sim.Close()
 	ctx := context.Background()
 	for spec, wantErr := range map[string]bool{
-		"sma+tcp://" + sim.Addr():            false,
+		"sma+tcp://" + sim.Addr():             false,
 		"sma+tcp://" + sim.Addr() + "?unit=3": false,
 		"sma+tcp://" + sim.Addr() + "?unit=1": true,
 	} {
