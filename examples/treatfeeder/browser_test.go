@@ -47,7 +47,9 @@ func TestBrowser(t *testing.T) {
 		chromedp.ExecPath(chromium),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
+		// No UserDataDir: chromedp makes a fresh profile directory and
+		// removes it only after the browser's processes have exited; a
+		// t.TempDir would race Chromium's helpers still writing to it.
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
