@@ -216,7 +216,7 @@ func TestRoundTrip(t *testing.T) {
 func TestFaults(t *testing.T) {
 	clock := &fakeClock{t: midsummer.Add(12 * time.Hour)}
 	s := newSim(t, Options{Profile: "huawei", Seed: 1, Now: clock.Now})
-	rr, err := energy.NewModbus("tcp://"+s.Addr(), energy.ModbusOptions{Timeout: 300 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	rr, err := energy.NewModbus("tcp://"+s.Addr(), energy.ModbusOptions{Timeout: 3 * time.Second, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,9 +262,14 @@ func TestFaults(t *testing.T) {
 	if err := read(); err != nil || time.Since(start) < 120*time.Millisecond {
 		t.Errorf("delay fault: %v after %v", err, time.Since(start))
 	}
+	// A generous client timeout keeps a loaded machine from failing the
+	// delay above; the caller's deadline shows a slow device timing out.
 	s.SetFaults(Faults{Delay: time.Second})
-	if err := read(); err == nil {
-		t.Error("delay beyond the client's timeout did not time out")
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = rr.ReadRegisters(short, 1, 3, 32080, 2)
+	cancel()
+	if err == nil {
+		t.Error("delay beyond the caller's deadline did not time out")
 	}
 	s.SetFaults(Faults{})
 	if err := readOK(); err != nil {

@@ -48,7 +48,7 @@ func TestLoad(t *testing.T) {
 
 func TestLoadCycleWithStats(t *testing.T) {
 	base := startServer(t)
-	rep, err := load(context.Background(), config{URL: base + "/stream.mjpg", Viewers: 3, Duration: time.Second,
+	rep, err := load(context.Background(), config{URL: base + "/stream.mjpg", Viewers: 3, Duration: 3 * time.Second, // long enough for a loaded machine to cycle
 		Cycle: true, CyclePeriod: 200 * time.Millisecond, StatsURL: base + "/stats"})
 	if err != nil {
 		t.Fatal(err)
