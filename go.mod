@@ -4,6 +4,7 @@ go 1.24
 
 require (
 	github.com/chromedp/chromedp v0.14.2
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/go-cmp v0.7.0
 	github.com/pion/mediadevices v0.7.0
 	github.com/simonvetter/modbus v1.6.4
