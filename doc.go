@@ -11,8 +11,10 @@
 //     picture) and a Broadcaster serving one camera to many MJPEG viewers.
 //   - irlamp: IR lamps through lircd or /dev/lirc, with a lamp model that
 //     knows what it shows.
-//   - octopus, energy: Octopus Deploy status, solar inverters over Modbus
-//     (see each package once it lands; the CHANGELOG says what is there).
+//   - octopus: an Octopus Deploy client and a deployment-status watcher.
+//   - energy: solar inverters and meters over Modbus (SunSpec and vendor
+//     register profiles), with subpackages for the simulated inverter, the
+//     device identity and signing, the durable queue and delivery sinks.
 //
 // Each device package has the same shape: a small interface named for what
 // the device does (servo.Device, audio.Player, ...), blocking calls taking a
@@ -44,7 +46,8 @@
 // # Programs
 //
 // examples/treatfeeder is the remote treat feeder (camera stream, treat
-// hopper on a servo, a sound to call the dog); examples/servo moves one servo
-// to try wiring and calibration. The build lamp and energy gateway programs
-// live beside them under examples/ as they land.
+// hopper on a servo, a sound to call the dog), examples/buildlamp shows
+// deployment and CI status on an IR lamp, examples/gateway reads, signs and
+// delivers inverter readings, and examples/servo moves one servo to try
+// wiring and calibration.
 package pikit
