@@ -2,15 +2,12 @@ package servo
 
 import (
 	"fmt"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/pikit/pikit/internal/devspec"
+	"github.com/pikit/pikit/internal/i2cbus"
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/i2c/i2creg"
 	"periph.io/x/devices/v3/pca9685"
-	"periph.io/x/host/v3"
 )
 
 // i2cBoards holds the boards opened from "pca9685:" specs in this process.
@@ -39,25 +36,11 @@ func init() {
 	})
 }
 
-// resolveI2CBus initialises periph and returns the canonical name of bus
-// ("/dev/i2c-1" for "1", "I2C1" or "/dev/i2c-1").
+// resolveI2CBus resolves a bus name with the package's error prefix.
 func resolveI2CBus(bus string) (string, error) {
-	if _, err := host.Init(); err != nil {
-		return "", fmt.Errorf("servo: pca9685: initialise periph: %w", err)
+	name, err := i2cbus.Resolve(bus)
+	if err != nil {
+		return "", fmt.Errorf("servo: pca9685: %w", err)
 	}
-	refs := i2creg.All()
-	names := make([]string, 0, len(refs))
-	for _, r := range refs {
-		if r.Name == bus || slices.Contains(r.Aliases, bus) || (r.Number >= 0 && strconv.Itoa(r.Number) == bus) {
-			return r.Name, nil
-		}
-		names = append(names, r.Name)
-	}
-	// periph registers only the /dev/i2c-N nodes that exist, so a missing
-	// bus is nearly always I²C not being enabled.
-	found := "none"
-	if len(names) > 0 {
-		found = strings.Join(names, ", ")
-	}
-	return "", fmt.Errorf(`servo: pca9685: no I²C bus %q (found: %s); enable I²C with "dtparam=i2c_arm=on" in /boot/firmware/config.txt (or raspi-config) and reboot`, bus, found)
+	return name, nil
 }

@@ -6,15 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/pikit/pikit/internal/devspec"
+	"github.com/pikit/pikit/internal/i2cbus"
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/i2c/i2creg"
-	"periph.io/x/host/v3"
 )
 
 // defaultBus is the I²C bus of the Raspberry Pi header, where the original
@@ -53,25 +51,17 @@ func init() {
 	}
 }
 
-// resolveI2CBus initialises periph and returns the canonical name of bus
-// ("/dev/i2c-1" for "1", "I2C1" or "/dev/i2c-1").
+// resolveI2CBus resolves a bus name; a missing bus also matches errNoBus,
+// so OpenDefault falls back to the key file.
 func resolveI2CBus(bus string) (string, error) {
-	if _, err := host.Init(); err != nil {
-		return "", fmt.Errorf("identity: atecc608: initialise periph: %w", err)
+	name, err := i2cbus.Resolve(bus)
+	if errors.Is(err, i2cbus.ErrNoBus) {
+		return "", fmt.Errorf("%w: %w", errNoBus, err)
 	}
-	refs := i2creg.All()
-	names := make([]string, 0, len(refs))
-	for _, r := range refs {
-		if r.Name == bus || slices.Contains(r.Aliases, bus) || (r.Number >= 0 && strconv.Itoa(r.Number) == bus) {
-			return r.Name, nil
-		}
-		names = append(names, r.Name)
+	if err != nil {
+		return "", fmt.Errorf("identity: atecc608: %w", err)
 	}
-	found := "none"
-	if len(names) > 0 {
-		found = strings.Join(names, ", ")
-	}
-	return "", fmt.Errorf(`%w %q (found: %s); enable I²C with "dtparam=i2c_arm=on" in /boot/firmware/config.txt (or raspi-config) and reboot`, errNoBus, bus, found)
+	return name, nil
 }
 
 // ateccOpener opens chips from spec arguments. Handles on one chip (same
