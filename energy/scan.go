@@ -50,7 +50,9 @@ type ScanOptions struct {
 	MaxHosts int
 	// Identify lists identifiers tried, in order, on Modbus ports where no
 	// SunSpec device answers, so that vendor profiles can recognise their
-	// devices by their own serial-number registers.
+	// devices by their own serial-number registers. Nil means every
+	// built-in profile (ProfileIdentifiers); an empty, non-nil list means
+	// SunSpec only.
 	Identify []IdentifyFunc
 }
 
@@ -183,7 +185,11 @@ func identify(ctx context.Context, hostport string, unit uint8, opts ScanOptions
 			return Found{Service: "modbus", Identified: true, Unit: unit, Info: info, Spec: spec("sunspec")}, true
 		}
 	}
-	for _, id := range opts.Identify {
+	ids := opts.Identify
+	if ids == nil {
+		ids = ProfileIdentifiers()
+	}
+	for _, id := range ids {
 		if id == nil || ctx.Err() != nil {
 			continue
 		}

@@ -431,3 +431,32 @@ func TestProfileDefaultUnit(t *testing.T) {
 		}
 	}
 }
+
+// Scan recognises vendor devices that do not speak SunSpec by their
+// profile's serial-number registers.
+func TestScanIdentifiesProfiles(t *testing.T) {
+	for _, profile := range []string{"huawei", "sungrow", "sma"} {
+		t.Run(profile, func(t *testing.T) {
+			sim, err := New(Options{Profile: profile, Seed: 7})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sim.Close()
+			host, portStr, _ := net.SplitHostPort(sim.Addr())
+			var port int
+			fmt.Sscan(portStr, &port)
+			found, err := energy.Scan(context.Background(), []string{host},
+				energy.ScanOptions{Ports: []int{port}, Units: []uint8{sim.Unit()}, Timeout: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := sim.Current().Device.Serial
+			if len(found) != 1 || !found[0].Identified || found[0].Info.Profile != profile || found[0].Info.Serial != want {
+				t.Fatalf("Scan found %+v, want profile %s serial %q", found, profile, want)
+			}
+			if !strings.HasPrefix(found[0].Spec, profile+"+tcp://") {
+				t.Errorf("spec %q", found[0].Spec)
+			}
+		})
+	}
+}
