@@ -434,13 +434,17 @@ func TestConcurrent(t *testing.T) {
 	go func() {
 		defer close(done)
 		for len(consumed) < writers*each {
+			// Take the change channel before looking, as the forwarder
+			// does: an Append between the look and the wait must still
+			// wake us.
+			changed := q.Changed()
 			p, err := q.Pending("a", 17)
 			if err != nil {
 				t.Error(err)
 				return
 			}
 			if len(p) == 0 {
-				<-q.Changed()
+				<-changed
 				continue
 			}
 			consumed = append(consumed, seqsOf(p)...)
