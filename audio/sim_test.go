@@ -17,9 +17,10 @@ var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 // manualClock's time moves only with Advance, so a test can hold a clip
 // "playing" as long as it likes.
 type manualClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []manualWaiter
+	mu         sync.Mutex
+	now        time.Time
+	waiters    []manualWaiter
+	registered int // After calls ever made
 }
 
 type manualWaiter struct {
@@ -37,9 +38,21 @@ func (c *manualClock) After(d time.Duration) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ch := make(chan time.Time, 1)
+	c.registered++
 	c.waiters = append(c.waiters, manualWaiter{c.now.Add(d), ch})
 	c.fireLocked()
 	return ch
+}
+
+// registrations counts After calls; nil-safe so callers need not check
+// which clock a Sim uses.
+func (c *manualClock) registrations() int {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.registered
 }
 
 func (c *manualClock) Advance(d time.Duration) {
@@ -128,12 +141,22 @@ func TestSimRealClock(t *testing.T) {
 // the returned channel yields Play's result.
 func startPlay(t *testing.T, ctx context.Context, s *Sim, clip *Clip, n int) <-chan error {
 	t.Helper()
+	mc, _ := s.clock.(*manualClock)
+	before := mc.registrations()
 	done := make(chan error, 1)
 	go func() { done <- s.Play(ctx, clip) }()
 	wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := s.WaitPlays(wctx, n); err != nil {
 		t.Fatalf("play %d did not start: %v", n, err)
+	}
+	// A play is listed before it asks the clock for its end; advancing a
+	// manual clock in between would leave that wait in the future forever.
+	for mc != nil && mc.registrations() == before {
+		if wctx.Err() != nil {
+			t.Fatalf("play %d never waited on the clock", n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 	return done
 }
@@ -207,17 +230,15 @@ func TestSimClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// Close waited for the Play in flight.
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrClosed) {
-			t.Errorf("Play stopped by Close: %v, want ErrClosed", err)
-		}
-	default:
-		t.Fatal("Close returned before the Play in flight")
+	// Close waited for the Play in flight: by the time it returns, the play
+	// has finished its bookkeeping and the player is free. (The goroutine's
+	// send on done comes after Play returns, so it is not ordered before
+	// Close's return and is received blocking below.)
+	if p := s.Plays()[0]; !p.Cancelled || p.End.IsZero() || s.Playing() {
+		t.Fatalf("Close returned before the Play in flight finished: %+v, playing=%v", p, s.Playing())
 	}
-	if !s.Plays()[0].Cancelled {
-		t.Error("play stopped by Close not marked Cancelled")
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Errorf("Play stopped by Close: %v, want ErrClosed", err)
 	}
 	if err := s.Play(context.Background(), mustTone(t, time.Second)); !errors.Is(err, ErrClosed) {
 		t.Errorf("Play after Close: %v, want ErrClosed", err)
