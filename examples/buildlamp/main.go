@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pikit/pikit/internal/flagenv"
 	"github.com/pikit/pikit/irlamp"
 	"github.com/pikit/pikit/octopus"
 	"github.com/pikit/pikit/octopus/octopustest"
@@ -102,7 +103,9 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-func (l *listFlag) setEnv(v string) error {
+// SetEnv takes a comma-separated list from one environment variable
+// (flagenv.EnvSetter); a flag on the command line replaces it.
+func (l *listFlag) SetEnv(v string) error {
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			l.vals = append(l.vals, s)
@@ -112,9 +115,6 @@ func (l *listFlag) setEnv(v string) error {
 	return nil
 }
 
-func envName(flagName string) string {
-	return "BUILDLAMP_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
 	o := &options{set: map[string]bool{}}
@@ -141,31 +141,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.BoolVar(&o.demo, "demo", false, "run against a built-in simulated Octopus server, with a simulated lamp")
 
 	// Environment variables BUILDLAMP_<NAME> set defaults; flags win.
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := envName(f.Name)
-		v := getenv(name)
-		if v == "" || envErr != nil {
-			return
-		}
-		var err error
-		if l, ok := f.Value.(*listFlag); ok {
-			err = l.setEnv(v)
-		} else {
-			err = f.Value.Set(v)
-		}
-		if err != nil {
-			shown := fmt.Sprintf("%q", v)
-			if strings.Contains(f.Name, "key") || strings.Contains(f.Name, "token") || strings.Contains(f.Name, "secret") {
-				shown = "(hidden)"
-			}
-			envErr = fmt.Errorf("%s=%s: %v", name, shown, err)
-			return
-		}
-		o.set[f.Name] = true
-	})
-	if envErr != nil {
-		return nil, usageError{envErr}
+	fromEnv, err := flagenv.Apply(fs, "BUILDLAMP", getenv)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	for _, name := range fromEnv {
+		o.set[name] = true
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, usageError{err}

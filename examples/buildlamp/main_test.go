@@ -56,8 +56,8 @@ func TestFlags(t *testing.T) {
 		{append(base, "-project", ""), nil, "empty value"},
 		{append(base, "-bogus"), nil, "flag provided but not defined"},
 		{append(base, "extra"), nil, "unexpected arguments"},
-		{base, map[string]string{"BUILDLAMP_POLL": "often"}, `BUILDLAMP_POLL="often"`},
-		{base, map[string]string{"BUILDLAMP_DEMO": "maybe"}, `BUILDLAMP_DEMO="maybe"`},
+		{base, map[string]string{"BUILDLAMP_POLL": "often"}, `BUILDLAMP_POLL: parse error`},
+		{base, map[string]string{"BUILDLAMP_DEMO": "maybe"}, `BUILDLAMP_DEMO: parse error`},
 		{[]string{"-project", "p", "-environment", "e"}, map[string]string{"BUILDLAMP_OCTOPUS_URL": "http://o", "OCTOPUS_API_KEY": "API-ENV"}, ""},
 	} {
 		env = tc.env
@@ -102,8 +102,10 @@ func TestFlags(t *testing.T) {
 	}
 	// A bad secret in the environment is not echoed.
 	env = map[string]string{"BUILDLAMP_POLL": "1s", "BUILDLAMP_DEMO": "x-secret-x"}
-	if _, err := parseFlags(nil, getenv, io.Discard); err == nil || !strings.Contains(err.Error(), "x-secret-x") {
-		t.Errorf("bool from env: %v", err) // not a secret: shown
+	// Environment values are never echoed in errors: which flags hold
+	// secrets is not something to guess from their names.
+	if _, err := parseFlags(nil, getenv, io.Discard); err == nil || strings.Contains(err.Error(), "x-secret-x") || !strings.Contains(err.Error(), "BUILDLAMP_DEMO") {
+		t.Errorf("bool from env: %v", err)
 	}
 }
 

@@ -37,6 +37,7 @@ import (
 	"github.com/pikit/pikit/energy"
 	"github.com/pikit/pikit/energy/identity"
 	"github.com/pikit/pikit/energy/siminverter"
+	"github.com/pikit/pikit/internal/flagenv"
 )
 
 func main() {
@@ -73,18 +74,14 @@ type options struct {
 	set                                      map[string]bool // flags given on the command line or in the environment
 }
 
-const envPrefix = "GATEWAY_"
-
-func envName(flagName string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
+func envName(flagName string) string { return flagenv.Name("GATEWAY", flagName) }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
 	o := &options{set: map[string]bool{}}
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.addr, "addr", ":8081", "address the REST API listens on")
-	fs.StringVar(&o.dataDir, "data", defaultDataDir(getenv), "data `dir`: settings, queue, token, key file")
+	fs.StringVar(&o.dataDir, "data", flagenv.StateDir(getenv, "pikit-gateway"), "data `dir`: settings, queue, token, key file")
 	fs.Var(&o.inverters, "inverter", "device `spec` to read (repeatable; default sim, an in-process simulated inverter), e.g. sunspec+tcp://192.168.1.20:502?unit=1")
 	fs.StringVar(&o.key, "key", "", "device identity: file:PATH (default file:DATA/device-key.pem), atecc608:/dev/i2c-1, sim")
 	fs.DurationVar(&o.interval, "interval", defaultInterval, "time between reads of each device (at least 1s)")
@@ -94,24 +91,17 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.mqttPassword, "mqtt-password", "", "MQTT password (prefer GATEWAY_MQTT_PASSWORD: flags show in ps)")
 	fs.StringVar(&o.token, "token", "", "bearer token for the mutating API (default: generated at first start, stored in the data dir)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: gateway [flags]\n       gateway read SPEC\n       gateway scan HOSTS...\n       gateway sim-inverter [flags]\n\nEvery flag can also be set with %s<NAME> (e.g. %s); flags win.\n\n", envPrefix, envName("mqtt-url"))
+		fmt.Fprintf(stderr, "usage: gateway [flags]\n       gateway read SPEC\n       gateway scan HOSTS...\n       gateway sim-inverter [flags]\n\nEvery flag can also be set with %s<NAME> (e.g. %s); flags win.\n\n", "GATEWAY_", envName("mqtt-url"))
 		fs.PrintDefaults()
 	}
 
 	// Environment variables GATEWAY_<NAME> set defaults; flags win.
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := envName(f.Name)
-		if v := getenv(name); v != "" && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s: %v", name, err)
-				return
-			}
-			o.set[f.Name] = true
-		}
-	})
-	if envErr != nil {
-		return nil, usageError{envErr}
+	fromEnv, err := flagenv.Apply(fs, "GATEWAY", getenv)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	for _, name := range fromEnv {
+		o.set[name] = true
 	}
 	envInverters := len(o.inverters)
 	if err := fs.Parse(args); err != nil {
@@ -155,18 +145,6 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		}
 	}
 	return o, nil
-}
-
-// defaultDataDir follows the XDG base directory convention for state; the
-// systemd unit sets GATEWAY_DATA instead.
-func defaultDataDir(getenv func(string) string) string {
-	if d := getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "pikit-gateway")
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, ".local", "state", "pikit-gateway")
-	}
-	return ""
 }
 
 // run is main without the process; it returns the exit status.

@@ -31,6 +31,7 @@ import (
 
 	"github.com/pikit/pikit/audio"
 	"github.com/pikit/pikit/camera"
+	"github.com/pikit/pikit/internal/flagenv"
 	"github.com/pikit/pikit/servo"
 )
 
@@ -61,7 +62,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.servoSpec, "servo", "auto", "servo driver spec (sim, sysfs:pwmchip0/0, pca9685:/dev/i2c-1@0x40/0, gpio:GPIO18, auto)")
 	fs.StringVar(&o.cameraSpec, "camera", "auto", `camera driver spec (sim:640x480@30, "exec:rpicam-vid -t 0 --codec mjpeg -o -", v4l2:/dev/video0, dir:PATH@FPS, auto)`)
 	fs.StringVar(&o.audioSpec, "audio", "auto", "audio driver spec (alsa:default, sim, auto)")
-	fs.StringVar(&o.dataDir, "data", defaultDataDir(getenv), "directory for the event log, password and session key")
+	fs.StringVar(&o.dataDir, "data", flagenv.StateDir(getenv, "treatfeeder"), "directory for the event log, password and session key")
 	fs.StringVar(&o.password, "password", "", "login password (default: generated at first start and stored in the data dir)")
 	fs.StringVar(&o.token, "token", "", "bearer token for scripts (default: none, bearer auth off)")
 	fs.IntVar(&o.dailyLimit, "daily-limit", 10, "treats per local calendar day")
@@ -74,17 +75,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS key file")
 
 	// Environment variables TREATFEEDER_<NAME> set defaults; flags win.
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := "TREATFEEDER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(name); v != "" && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s=%q: %v", name, v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return nil, usageError{envErr}
+	if _, err := flagenv.Apply(fs, "TREATFEEDER", getenv); err != nil {
+		return nil, usageError{err}
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, usageError{err}
@@ -105,17 +97,6 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		return nil, usageError{errors.New("-data is empty and no state directory could be found")}
 	}
 	return o, nil
-}
-
-// defaultDataDir follows the XDG base directory convention for state.
-func defaultDataDir(getenv func(string) string) string {
-	if d := getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "treatfeeder")
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, ".local", "state", "treatfeeder")
-	}
-	return ""
 }
 
 // camStream adapts the camera broadcaster to the server.

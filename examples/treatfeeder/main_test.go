@@ -33,12 +33,15 @@ func TestFlags(t *testing.T) {
 		{[]string{"-data", "x", "-daily-limit", "many"}, nil, "invalid value"},
 		{[]string{"-data", "x", "-bogus"}, nil, "flag provided but not defined"},
 		{[]string{"-data", "x", "extra"}, nil, "unexpected arguments"},
-		{[]string{"-data", "x"}, map[string]string{"TREATFEEDER_DAILY_LIMIT": "lots"}, `TREATFEEDER_DAILY_LIMIT="lots"`},
+		{[]string{"-data", "x"}, map[string]string{"TREATFEEDER_DAILY_LIMIT": "lots"}, "TREATFEEDER_DAILY_LIMIT: parse error"},
 	} {
 		env = tc.env
 		_, err := parseFlags(tc.args, getenv, io.Discard)
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("parseFlags(%q, env %v) = %v, want %q", tc.args, tc.env, err, tc.want)
+		}
+		if err != nil && tc.env != nil && strings.Contains(err.Error(), "lots") {
+			t.Errorf("error %v shows an environment value (it may be a secret)", err)
 		}
 		var ue usageError
 		if err != nil && !errors.As(err, &ue) {
