@@ -115,7 +115,6 @@ func (l *listFlag) SetEnv(v string) error {
 	return nil
 }
 
-
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
 	o := &options{set: map[string]bool{}}
 	fs := flag.NewFlagSet("buildlamp", flag.ContinueOnError)

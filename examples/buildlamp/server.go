@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pikit/pikit/internal/httpapi"
 	"github.com/pikit/pikit/irlamp"
 )
 
@@ -37,18 +38,6 @@ type server struct {
 	triggerOctopus func()
 	triggerGitHub  func()
 	log            *slog.Logger
-}
-
-func securityHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		h.Set("Cache-Control", "no-store")
-		next.ServeHTTP(w, r)
-	})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -101,7 +90,7 @@ func (s *server) handler(status, webhooks bool) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found"})
 	})
-	return securityHeaders(mux)
+	return httpapi.SecurityHeaders(mux)
 }
 
 type statusJSON struct {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pikit/pikit/energy"
+	"github.com/pikit/pikit/internal/httpapi"
 )
 
 // maxBody bounds request bodies.
@@ -56,7 +57,7 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
-	return securityHeaders(mux)
+	return httpapi.SecurityHeaders(mux)
 }
 
 // require lets requests with the bearer token through.
@@ -68,18 +69,6 @@ func (s *server) require(next http.HandlerFunc) http.Handler {
 			return
 		}
 		next(w, r)
-	})
-}
-
-func securityHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		h.Set("Cache-Control", "no-store")
-		next.ServeHTTP(w, r)
 	})
 }
 
